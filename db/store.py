@@ -33,7 +33,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Table, and_, create_engine, event, func, select, update
+from sqlalchemy import Table, and_, bindparam, cast, create_engine, event, func, literal_column, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
@@ -43,6 +43,7 @@ from db import migrate
 from db.errors import AttemptLost, StoreError, first_line, mask_url, scrub
 from db.schema import (
     CHECKPOINT_KINDS,
+    UTCDateTime,
     EPOCH_METRICS,
     OPTIONAL_EPOCH_METRICS,
     TRIAL_SPEC_COLUMNS,
@@ -70,6 +71,13 @@ SWEEP_TRIALS: Table = SweepTrialORM.__table__  # type: ignore[assignment]
 ATTEMPTS: Table = AttemptORM.__table__  # type: ignore[assignment]
 EPOCHS: Table = EpochORM.__table__  # type: ignore[assignment]
 CHECKPOINTS: Table = CheckpointORM.__table__  # type: ignore[assignment]
+
+_HEARTBEAT = (
+    update(ATTEMPTS)
+    .where(ATTEMPTS.c.trial_id == bindparam("t"), ATTEMPTS.c.attempt == bindparam("a"), ATTEMPTS.c.status == "running")
+    .values(heartbeat_at=bindparam("now"))
+)
+"""Refresh a running attempt's heartbeat; 0 rows updated means the attempt is lost."""
 
 CHUNK = 500
 """Rows per statement in bulk operations (well under SQLite's and PostgreSQL's bound-parameter limits)."""
@@ -114,10 +122,20 @@ class Store:
         self._secrets = tuple(s for s in (self._url.password,) if s)
         self.dialect: str = self._url.get_backend_name()
         self._pid = os.getpid()
+        if not upgrade and self.dialect == "sqlite" and not self._url.database.startswith("file:"):
+            if not Path(self._url.database).is_file():  # do not create an empty file just to refuse it
+                raise StoreError(f"no SQLite store at {self._url.database} (create it with `cre-pipeline store "
+                                 f"upgrade --store {self._masked}`)")
         self._engine = self._make_engine(connect_timeout)
         # Write transactions on SQLite begin IMMEDIATE (take the write lock up front: no lock upgrades, no
         # deadlock-style SQLITE_BUSY); the option is read by the "begin" listener of _make_engine.
         self._write_engine = self._engine.execution_options(cre_write=True)
+        # Single statements run in autocommit mode (PostgreSQL: no BEGIN/COMMIT round trips; atomic anyway).
+        self._autocommit_engine = self._engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._upsert_epoch = _epoch_upsert(self.dialect)
+        self._insert_trials = (self._insert(TRIALS).on_conflict_do_nothing(index_elements=["trial_id"])
+                               .returning(TRIALS.c.trial_id))
+        self._insert_links = self._insert(SWEEP_TRIALS).on_conflict_do_nothing(index_elements=["sweep_id", "trial_id"])
         self.schema_revision_before: str | None = None
         try:
             self._ensure_schema(upgrade)
@@ -228,12 +246,14 @@ class Store:
 
     def _error(self, exc: BaseException, what: str) -> StoreError:
         orig = getattr(exc, "orig", None) or exc
-        detail = first_line(scrub(str(orig), self._secrets)) or type(orig).__name__
+        detail = scrub(first_line(orig), self._secrets) or type(orig).__name__
         if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated or _is_connect_error(exc):
-            return StoreError(f"cannot reach store {self._masked}: {detail}")
+            verb = "open" if self.dialect == "sqlite" else "reach"
+            return StoreError(f"cannot {verb} store {self._masked}: {detail}")
         return StoreError(f"store {self._masked}: {what} failed: {detail}")
 
-    def _tx(self, fn: Callable[[Connection], T], *, write: bool, what: str, retry_connect: bool = True) -> T:
+    def _tx(self, fn: Callable[[Connection], T], *, write: bool, what: str, retry_connect: bool = True,
+            autocommit: bool = False) -> T:
         """Run ``fn(connection)`` in one transaction: commit, or roll back and translate the error.
 
         Transient errors retry the whole transaction with jittered exponential
@@ -243,7 +263,7 @@ class Store:
         if os.getpid() != self._pid:  # forked: never share pooled connections with the parent
             self._engine.dispose(close=False)
             self._pid = os.getpid()
-        engine = self._write_engine if write else self._engine
+        engine = self._autocommit_engine if autocommit else self._write_engine if write else self._engine
         deadline = time.monotonic() + RETRY_DEADLINE_S
         delay = 0.01
         while True:
@@ -254,7 +274,7 @@ class Store:
                 can_retry = self._retryable(exc) and (retry_connect or not _is_connect_error(exc))
                 if not can_retry or time.monotonic() + delay > deadline:
                     raise self._error(exc, what) from None
-                log.debug("store %s: %s: retrying after %s", self._masked, what, first_line(scrub(str(exc.orig))))
+                log.debug("store %s: %s: retrying after %s", self._masked, what, scrub(first_line(exc.orig), self._secrets))
                 time.sleep(delay * random.uniform(0.5, 1.5))
                 delay = min(delay * 2, 1.0)
             except sa_exc.SQLAlchemyError as exc:
@@ -339,16 +359,17 @@ class Store:
                 linked.update(conn.execute(select(SWEEP_TRIALS.c.trial_id).where(
                     SWEEP_TRIALS.c.sweep_id == sweep_id, SWEEP_TRIALS.c.trial_id.in_(chunk))).scalars())
             now = utcnow()
-            new = [_trial_values(by_id[i], now) for i in ids if i not in existing]
+            new = [_trial_values(i, by_id[i], now) for i in ids if i not in existing]
             links = [{"sweep_id": sweep_id, "trial_id": i} for i in ids if i not in linked]
-            # One multi-row INSERT per chunk (one round trip); DO NOTHING covers a concurrent upsert of the same ids.
-            for chunk in _chunks(new):
-                conn.execute(self._insert(TRIALS).values(list(chunk)).on_conflict_do_nothing(
-                    index_elements=["trial_id"]))
-            for chunk in _chunks(links):
-                conn.execute(self._insert(SWEEP_TRIALS).values(list(chunk)).on_conflict_do_nothing(
-                    index_elements=["sweep_id", "trial_id"]))
-            return UpsertResult(added=len(new), existing=len(existing))
+            # executemany of one cached statement: SQLAlchemy's "insertmanyvalues" sends it as multi-row
+            # INSERTs (a round trip per ~1000 rows). DO NOTHING + RETURNING: a concurrent upsert of the same
+            # specs (another launch) may have inserted some meanwhile; count only the rows we inserted.
+            added = 0
+            if new:
+                added = len(conn.execute(self._insert_trials, new).all())
+            if links:
+                conn.execute(self._insert_links, links)
+            return UpsertResult(added=added, existing=len(ids) - added)
 
         return self._tx(work, write=True, what=f"upsert trials of sweep {sweep_name!r}")
 
@@ -493,11 +514,8 @@ class Store:
     def _touch(self, conn: Connection, trial_id: str, attempt: int, **values: Any) -> datetime:
         """Refresh the attempt's heartbeat (and set ``values``); AttemptLost unless it is running. Returns now."""
         now = values.pop("now", None) or utcnow()
-        result = conn.execute(
-            update(ATTEMPTS)
-            .where(ATTEMPTS.c.trial_id == trial_id, ATTEMPTS.c.attempt == attempt, ATTEMPTS.c.status == "running")
-            .values(heartbeat_at=now, **values)
-        )
+        stmt = _HEARTBEAT if not values else _HEARTBEAT.values(**values)  # the hot path reuses one statement
+        result = conn.execute(stmt, {"t": trial_id, "a": attempt, "now": now})
         if result.rowcount != 1:
             raise self._lost(conn, trial_id, attempt)
         return now
@@ -530,18 +548,24 @@ class Store:
         metrics may be missing or None. ``AttemptLost`` when the attempt is no
         longer running; ``ValueError`` for missing, unknown or non-finite values.
         """
-        values = _epoch_values(metrics)
-        columns = [c for c in values if c not in ("trial_id", "epoch")]
+        params = {"trial_id": trial_id, "attempt": attempt, **_epoch_values(metrics)}
+        what = f"record epoch {params['epoch']} of trial {trial_id[:12]}"
+        if self.dialect == "postgresql":
+            # The hot path of every worker: one statement (heartbeat UPDATE ... RETURNING feeding the upsert),
+            # one round trip, atomic without a transaction block. No row back: the attempt is not running.
+            pg_params = {f"p_{k}": v for k, v in params.items()}
+            pg_params["p_now"] = utcnow()
+            written = self._tx(lambda c: c.execute(self._upsert_epoch, pg_params).first(), write=True, what=what,
+                               autocommit=True)
+            if written is None:
+                raise self._tx(lambda c: self._lost(c, trial_id, attempt), write=False, what=what)
+            return
 
         def work(conn: Connection) -> None:
-            now = self._touch(conn, trial_id, attempt)
-            stmt = self._insert(EPOCHS).values(trial_id=trial_id, attempt=attempt, recorded_at=now, **values)
-            conn.execute(stmt.on_conflict_do_update(
-                index_elements=["trial_id", "epoch"],
-                set_={c: stmt.excluded[c] for c in (*columns, "attempt", "recorded_at")},
-            ))
+            params["recorded_at"] = self._touch(conn, trial_id, attempt)
+            conn.execute(self._upsert_epoch, params)
 
-        self._tx(work, write=True, what=f"record epoch {values['epoch']} of trial {trial_id[:12]}")
+        self._tx(work, write=True, what=what)
 
     def record_checkpoint(self, trial_id: str, kind: str, epoch: int, uri: str, sha256: str, nbytes: int, *,
                           attempt: int | None = None) -> Checkpoint:
@@ -783,6 +807,40 @@ class Store:
 
 
 # ------------------------------------------------------------------ helpers
+def _epoch_upsert(dialect: str) -> Any:
+    """The statement ``record_epoch`` executes, built once per store.
+
+    SQLite: ``INSERT ... ON CONFLICT (trial_id, epoch) DO UPDATE`` (run after the
+    heartbeat UPDATE in the same transaction). PostgreSQL: the heartbeat and the
+    upsert in one statement -- ``WITH a AS (UPDATE attempts ... WHERE status =
+    'running' RETURNING trial_id) INSERT INTO epochs SELECT ... FROM a ON
+    CONFLICT ... RETURNING epoch`` -- which writes nothing (and returns no row)
+    when the attempt is not running.
+    """
+    data_columns = [c.name for c in EPOCHS.columns if c.name not in ("trial_id", "epoch")]
+    if dialect == "sqlite":
+        ins = sqlite_dialect.insert(EPOCHS)
+        return ins.on_conflict_do_update(index_elements=["trial_id", "epoch"],
+                                         set_={c: ins.excluded[c] for c in data_columns})
+    touched = (
+        update(ATTEMPTS)
+        .where(ATTEMPTS.c.trial_id == bindparam("p_trial_id"), ATTEMPTS.c.attempt == bindparam("p_attempt"),
+               ATTEMPTS.c.status == literal_column("'running'"))
+        .values(heartbeat_at=bindparam("p_now", type_=UTCDateTime))
+        .returning(ATTEMPTS.c.trial_id, ATTEMPTS.c.attempt, ATTEMPTS.c.heartbeat_at)
+        .cte("touched")
+    )
+    source = {"trial_id": touched.c.trial_id, "attempt": touched.c.attempt, "recorded_at": touched.c.heartbeat_at}
+    columns = [c.name for c in EPOCHS.columns]
+    # Parameters are named p_<column>: a parameter named like a column of the UPDATE would become a SET
+    # clause. Explicit casts: a NULL parameter in a SELECT list would otherwise be typed text.
+    rows = select(*[source.get(name, cast(bindparam(f"p_{name}"), EPOCHS.c[name].type)) for name in columns])
+    ins = pg_dialect.insert(EPOCHS).from_select(columns, rows)
+    return ins.on_conflict_do_update(
+        index_elements=["trial_id", "epoch"], set_={c: ins.excluded[c] for c in data_columns}
+    ).returning(EPOCHS.c.epoch)
+
+
 def _is_connect_error(exc: BaseException) -> bool:
     orig = getattr(exc, "orig", exc)
     name = type(orig).__name__
@@ -846,9 +904,9 @@ def _epoch_values(metrics: Mapping[str, Any] | Any) -> dict[str, Any]:
     return out
 
 
-def _trial_values(spec: "TrialSpec", now: datetime) -> dict[str, Any]:
+def _trial_values(trial_id: str, spec: "TrialSpec", now: datetime) -> dict[str, Any]:
     return {
-        "trial_id": spec.spec_id,
+        "trial_id": trial_id,
         "spec": spec.canonical_json(),
         **{c: getattr(spec, c) for c in TRIAL_SPEC_COLUMNS},
         "status": "pending",

@@ -91,5 +91,12 @@ def run_trial(data_dir, device, threads, save_path, as_json, **fields) -> None: 
         click.echo(json.dumps(TrainResult(spec, list(trainer.history), trainer.best_epoch).to_dict()))
 
 
+# Results store commands (db/): `store upgrade`, `store info`, `export`.
+from pipeline.cli_store import export_command, store_group  # noqa: E402
+
+main.add_command(store_group)
+main.add_command(export_command)
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
