@@ -292,5 +292,12 @@ def grid_show(grid_path, as_json) -> None:  # noqa: ANN001
                 click.echo(f"{spec.spec_id[:12]}  {spec.short()}  epochs={spec.epochs}")
 
 
+# Results store commands (db/): `store upgrade`, `store info`, `export`.
+from pipeline.cli_store import export_command, store_group  # noqa: E402
+
+main.add_command(store_group)
+main.add_command(export_command)
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
