@@ -116,8 +116,9 @@ def recover(store: Store, cfg: LaunchConfig, sweep: str | None) -> list[str]:
 
 
 # --------------------------------------------------------------------------- entry points
-def launch(grid, cfg: LaunchConfig, *, out=sys.stderr) -> RunSummary:  # noqa: ANN001 - pipeline.grid.Grid
+def launch(grid, cfg: LaunchConfig, *, out=None) -> RunSummary:  # noqa: ANN001 - pipeline.grid.Grid
     """Upsert the grid's trials, recover dead attempts, and train every trial not completed."""
+    out = out or sys.stderr
     store = Store(cfg.store_url)
     store.create_sweep(grid.name, grid.text)
     added = store.upsert_trials(grid.name, list(grid.specs))
@@ -129,8 +130,9 @@ def launch(grid, cfg: LaunchConfig, *, out=sys.stderr) -> RunSummary:  # noqa: A
     return schedule(store, [t.spec for t in todo], cfg, sweep=grid.name, out=out)
 
 
-def resume(cfg: LaunchConfig, *, sweep: str | None = None, include_failed: bool = False, out=sys.stderr) -> RunSummary:
+def resume(cfg: LaunchConfig, *, sweep: str | None = None, include_failed: bool = False, out=None) -> RunSummary:
     """Reschedule interrupted and stale trials (and failed ones with ``include_failed``)."""
+    out = out or sys.stderr
     store = Store(cfg.store_url)
     if sweep is not None and store.get_sweep(sweep) is None:
         known = ", ".join(s.name for s in store.list_sweeps()) or "none"
@@ -219,13 +221,24 @@ def run_tune(
 class Progress:
     """A live progress line (done / running / failed, ETA) fed by Tune callbacks."""
 
-    def __init__(self, total: int, out=sys.stderr, enabled: bool = True) -> None:  # noqa: ANN001
-        self.total, self.out, self.enabled = total, out, enabled
+    def __init__(self, total: int, out=None, enabled: bool = True) -> None:  # noqa: ANN001
+        self.total, self.out, self.enabled = total, out or sys.stderr, enabled
         self.outcomes: dict[str, int] = {}
         self.running = 0
         self.start = time.monotonic()
         self.last_print = 0.0
         self.tty = hasattr(out, "isatty") and out.isatty()
+        self.lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles its run config (with the callbacks) into the experiment folder;
+        # the stream and the lock stay behind, and a restored copy prints nothing.
+        state = dict(self.__dict__)
+        state.update(out=None, lock=None, enabled=False, tty=False)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
         self.lock = threading.Lock()
 
     def callback(self):  # noqa: ANN201 - a ray.tune.Callback
@@ -311,9 +324,10 @@ class _Interrupted(Exception):
 
 
 def schedule(
-    store: Store, specs: Sequence[TrialSpec], cfg: LaunchConfig, *, sweep: str | None, out=sys.stderr  # noqa: ANN001
+    store: Store, specs: Sequence[TrialSpec], cfg: LaunchConfig, *, sweep: str | None, out=None  # noqa: ANN001
 ) -> RunSummary:
     """Train ``specs`` with Ray Tune; Ctrl-C / SIGTERM stop cleanly, marking running attempts interrupted."""
+    out = out or sys.stderr
     run_id = new_run_id()
     summary = RunSummary(sweep, run_id, scheduled=len(specs))
     t0 = time.monotonic()

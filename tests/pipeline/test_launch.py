@@ -136,8 +136,19 @@ def _wait_for(predicate, timeout, what):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def _launch_process(grid, url, tmp_path, log):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_TMPDIR": str(tmp_path / "ray")}
+@pytest.fixture
+def ray_tmp():
+    """A short Ray temp dir (AF_UNIX socket paths must stay under 108 bytes) that names this test's processes."""
+    import shutil
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="crer", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _launch_process(grid, url, tmp_path, log, ray_tmp):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_TMPDIR": str(ray_tmp)}
     return subprocess.Popen(
         [sys.executable, "-m", "pipeline.cli", "launch", "--grid", str(grid), *common(url, tmp_path)],
         cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
@@ -148,17 +159,17 @@ def _running_epochs(store: Store, sweep: str) -> int:
     return sum(len(store.epochs(t.trial_id)) for t in store.trials(sweep, status="running"))
 
 
-def test_kill_9_then_relaunch_resumes_from_last_checkpoint(tmp_path):
+def test_kill_9_then_relaunch_resumes_from_last_checkpoint(tmp_path, ray_tmp):
     grid = write_grid(tmp_path, name="k", epochs=40)
     url = f"sqlite:///{tmp_path / 'r.db'}"
     with open(tmp_path / "launch1.log", "w") as log:
-        proc = _launch_process(grid, url, tmp_path, log)
+        proc = _launch_process(grid, url, tmp_path, log, ray_tmp)
         store = Store(url)
         try:
             _wait_for(lambda: store.get_sweep("k") is not None and _running_epochs(store, "k") >= 6, 120,
                       "running trials with epochs")
         finally:
-            ray_pids = _ray_processes(tmp_path / "ray")
+            ray_pids = _ray_processes(ray_tmp, proc.pid)
             os.killpg(proc.pid, signal.SIGKILL)  # the driver and everything in its session
             for pid in ray_pids:
                 try:
@@ -182,25 +193,37 @@ def test_kill_9_then_relaunch_resumes_from_last_checkpoint(tmp_path):
         assert attempts[-1].status == "completed" and attempts[-1].start_epoch > 1
 
 
-def _ray_processes(temp_dir: Path) -> list[int]:
-    """Pids whose command line mentions this test's Ray temp dir (raylet, GCS, log monitors...)."""
-    out = []
+def _ray_processes(temp_dir: Path, root_pid: int) -> list[int]:
+    """The launch's Ray processes: descendants of the driver, and any whose command line names its Ray temp dir."""
+    parents: dict[int, int] = {}
+    named = set()
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmd = (entry / "cmdline").read_bytes().decode(errors="replace")
-            except OSError:
-                continue
-            if str(temp_dir) in cmd:
-                out.append(int(entry.name))
-    return out
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmd = (entry / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+        if str(temp_dir) in cmd:
+            named.add(int(entry.name))
+    family = {root_pid}
+    changed = True
+    while changed:
+        changed = False
+        for pid, ppid in parents.items():
+            if ppid in family and pid not in family:
+                family.add(pid)
+                changed = True
+    return sorted((family | named) - {root_pid, os.getpid()})
 
 
-def test_ctrl_c_marks_running_attempts_interrupted(tmp_path):
+def test_ctrl_c_marks_running_attempts_interrupted(tmp_path, ray_tmp):
     grid = write_grid(tmp_path, name="c", epochs=200)
     url = f"sqlite:///{tmp_path / 'r.db'}"
     with open(tmp_path / "launch.log", "w") as log:
-        proc = _launch_process(grid, url, tmp_path, log)
+        proc = _launch_process(grid, url, tmp_path, log, ray_tmp)
         store = Store(url)
         try:
             _wait_for(lambda: store.get_sweep("c") is not None and _running_epochs(store, "c") >= 2, 120,
