@@ -105,6 +105,7 @@ class Trainer:
         # use the global generators (seeded here), batch order and rotations their own.
         torch.manual_seed(spec.seed)
         self.model: CRE = build_model(spec).to(self.device)
+        self.model.prepare(self.data)  # data-dependent setup (PCA baselines fit here); usually a no-op
         self.optimizers = {
             "encoder": self._adam(self.model.encoder, spec.lr_encoder),
             "decoder": self._adam(self.model.decoder, spec.lr_decoder),
