@@ -130,3 +130,18 @@ def test_rotation_runs_on_batch_and_keeps_range():
     # the corners rotated in from outside are black (-1 in the normalised space)
     big = random_rotation(torch.ones(64, 1, 28, 28), 15, g)
     assert (big[:, :, 0, 0] == -1).float().mean() > 0.3
+
+
+def test_batch_bounds_never_leave_a_lone_sample():
+    from cre.engine import batch_bounds
+
+    assert batch_bounds(10, 4) == [(0, 4), (4, 8), (8, 10)]
+    assert batch_bounds(9, 4) == [(0, 4), (4, 9)]  # 1 left over joins the previous batch
+    assert batch_bounds(1, 4) == [(0, 1)]
+    assert batch_bounds(8, 4) == [(0, 4), (4, 8)]
+
+
+def test_cnn_trains_when_one_sample_is_left_over():
+    """1024 synthetic images, batch 341 -> 3 batches + 1 sample: BatchNorm in training mode must not crash."""
+    m = Trainer(spec(model="cnn-small", latent_dim=None, batch_size=341, epochs=1)).run_epoch()
+    assert math.isfinite(m.train_loss)
