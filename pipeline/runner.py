@@ -195,6 +195,9 @@ def run_tune(
 
     resources = {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial}
     storage = tempfile.mkdtemp(prefix="cre-tune-")
+    # With the per-trial loggers off, Tune's result summary finds no result files and warns once per
+    # trial; the metrics it needs come from the last report, and the store holds the rest.
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     try:
         tuner = tune.Tuner(
             tune.with_resources(trainable, resources),
