@@ -229,8 +229,9 @@ def _box_figure(df: pd.DataFrame, configs: Sequence[str], title: str, *, x: str 
     handles = [Patch(facecolor=ACC_COLOR, alpha=0.55, label=f"{ACC_LABEL} (left axis)"),
                Patch(facecolor=MSE_COLOR, alpha=0.55, label=f"{MSE_LABEL} (right axis)")]
     fig.suptitle(title, fontsize=12)
-    fig.legend(handles=handles, loc="upper right", ncols=2, frameon=False, fontsize=9)
-    fig.tight_layout(rect=(0, 0, 1, 0.93 if nrows == 1 else 0.96))
+    height = fig.get_figheight()
+    fig.tight_layout(rect=(0, 0.4 / height, 1, 1 - 0.45 / height))  # inches kept for legend and title
+    fig.legend(handles=handles, loc="lower center", ncols=2, frameon=False, fontsize=9)
     return fig
 
 
@@ -400,7 +401,9 @@ def _vs_size_figure(lines: list[tuple[str, pd.DataFrame, dict, bool]], datasets:
     """Rows accuracy / MSE, columns datasets; ``lines``: (label, trials, style, draw in MSE row)."""
     from analysis.stats import summarise
 
-    fig, axes = _new_figure(2, len(datasets), 5.0, 3.6, sharex="col")
+    legend_w = 2.4  # inches on the right for the legend
+    fig, axes = plt.subplots(2, len(datasets), figsize=(5.0 * len(datasets) + legend_w, 7.2), squeeze=False,
+                             sharex="col")
     handles: dict[str, Line2D] = {}
     for j, ds in enumerate(datasets):
         dims_all: set[float] = set()
@@ -424,8 +427,10 @@ def _vs_size_figure(lines: list[tuple[str, pd.DataFrame, dict, bool]], datasets:
         axes[0, j].set_title(dataset_name(ds), fontsize=10)
         axes[1, j].set_xlabel(xlabel)
     fig.suptitle(title, fontsize=12)
-    fig.legend(handles=list(handles.values()), loc="center right", frameon=False, fontsize=9)
-    fig.tight_layout(rect=(0, 0, 0.82, 0.95))
+    right = 1 - legend_w / fig.get_figwidth()
+    fig.tight_layout(rect=(0, 0, right, 0.95))
+    fig.legend(handles=list(handles.values()), loc="center left", bbox_to_anchor=(right, 0.5), frameon=False,
+               fontsize=9)
     return fig
 
 

@@ -208,6 +208,7 @@ table { border-collapse: collapse; font-size: 0.85em; } td, th { padding: 2px 8p
 th { background: #f2f2f2; text-align: left; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.allies { background: #cfe8f7; font-weight: bold; } td.antagonists { background: #fbe3c2; }
 td.inconclusive, td.insufficient, td.missing { color: #666; }
+.warn { background: #fff7e0; border-left: 4px solid #E69F00; padding: 0.6em 1em; }
 """
 
 
@@ -230,6 +231,19 @@ def _counts_html(tables: Tables) -> str:
     vals = "".join(f"<td class='num'>{v}</td>" for v in tables.status_counts.values())
     total = sum(tables.status_counts.values())
     return f"<table><tr>{cells}</tr><tr>{vals}<td class='num'>{total}</td></tr></table>"
+
+
+def _convergence_html(trials: pd.DataFrame) -> str:
+    """A warning when many trials had their best epoch at their last: they were probably still improving."""
+    if trials.empty:
+        return ""
+    at_end = int((trials["best_epoch"] >= trials["epochs"]).sum())
+    if at_end < max(1, 0.25 * len(trials)):
+        return ""
+    return (f"<p class='warn'><b>{at_end} of {len(trials)} completed trials had their lowest test loss at their "
+            f"last epoch</b>: they were probably still improving when training stopped. Comparisons between "
+            f"unconverged trials (e.g. an MSE at λ = 1 that is not yet the best it can be) can mislead the "
+            f"verdicts; train longer (see the training curves).</p>")
 
 
 def _by_config_html(trials: pd.DataFrame) -> str:
@@ -289,7 +303,12 @@ def _verdict_sentence(syn: pd.DataFrame) -> str:
 
 def render_index(tables: Tables, outcomes: Sequence[FigureOutcome], synergy: pd.DataFrame) -> str:
     """The report's index.html."""
-    sweep = tables.sweep or ("all sweeps" + (f" ({', '.join(tables.sweeps)})" if tables.sweeps else ""))
+    if tables.sweep:
+        sweep = tables.sweep
+    elif len(tables.sweeps) == 1:
+        sweep = tables.sweeps[0]
+    else:
+        sweep = "all sweeps" + (f" ({', '.join(tables.sweeps)})" if tables.sweeps else "")
     drawn = [o for o in outcomes if o.drawn]
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     parts = [
@@ -305,6 +324,7 @@ def render_index(tables: Tables, outcomes: Sequence[FigureOutcome], synergy: pd.
                      f"{len(tables.trials)} completed trials are used.</p>")
     else:
         parts.append(f"<p>All {len(tables.trials)} trials are completed and used.</p>")
+    parts.append(_convergence_html(tables.trials))
     parts.append(_by_config_html(tables.trials))
     parts += ["<h2 id='verdict'>Antagonists or allies?</h2>", _verdict_sentence(synergy),
               "<p><a href='#verdict-table'>The verdict table</a> (also <a href='synergy.csv'>synergy.csv</a>).</p>",
@@ -346,4 +366,4 @@ def render_index(tables: Tables, outcomes: Sequence[FigureOutcome], synergy: pd.
 
 
 def _fig_name(o: FigureOutcome) -> str:
-    return "Training curves" if o.number == "curves" else f"Fig. {o.number}"
+    return "Extra" if o.number == "curves" else f"Fig. {o.number}"

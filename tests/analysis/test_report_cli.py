@@ -41,6 +41,7 @@ def test_build_report_on_the_planted_store(planted_tables, fake_loader, tmp_path
         assert fd.title.replace("&", "&amp;") in html
     assert "needs unmasked vit-* trials on FashionMNIST" in html
     assert "2 trial(s) not completed are left out" in html
+    assert "probably still improving" not in html  # planted best epochs are 2 of 3
     assert "<td class='allies'>allies</td>" in html and "<td class='antagonists'>antagonists</td>" in html
     syn = pd.read_csv(tmp_path / "r" / "synergy.csv")
     assert {"acc_diff", "acc_ci_low", "acc_ci_high", "mse_diff", "mse_ci_low", "mse_ci_high", "verdict"} <= set(syn.columns)
@@ -54,6 +55,16 @@ def test_model_figures_without_checkpoints_are_listed_missing(planted_tables, tm
     assert [f.key for f in result.figures] == ["fig04_latent_spaces", "fig05_reconstructions",
                                                "fig15_reconstructions_n6"]
     assert all(f.missing and "checkpoint" in f.missing for f in result.figures)
+
+
+def test_unconverged_trials_are_flagged(planted_tables, tmp_path) -> None:  # noqa: ANN001
+    from dataclasses import replace
+
+    trials = planted_tables.trials.copy()
+    trials["best_epoch"] = trials["epochs"]  # every trial best at its last epoch
+    result = build_report(replace(planted_tables, trials=trials), tmp_path / "r", only=["3"])
+    assert f"{len(trials)} of {len(trials)} completed trials had their lowest test loss at their last epoch" \
+        in result.index.read_text()
 
 
 # --------------------------------------------------------------------------- a tiny real sweep
