@@ -35,8 +35,8 @@ def _formats(value: str) -> list[str]:
 
 @click.command("report")
 @click.option("--store", "store_url", default=None, metavar="URL",
-              help="Results store URL (sqlite:///PATH or postgresql+psycopg://...); default env CRE_STORE when "
-                   "--parquet is not given.")
+              help="Results store URL (sqlite:///PATH or postgresql+psycopg://...); without --parquet the default is "
+                   "env CRE_STORE, else sqlite:///cre-results/results.db if it exists.")
 @click.option("--parquet", "parquet_dir", default=None, metavar="DIR",
               help="Read a folder written by `cre-pipeline export` instead of a store.")
 @click.option("--sweep", default=None, help="Only this sweep's trials (default: every trial in the store/export).")
@@ -52,7 +52,8 @@ def _formats(value: str) -> list[str]:
 def report_command(store_url, parquet_dir, sweep, out_dir, formats, only, data_dir, dpi) -> None:  # noqa: ANN001
     """Draw the paper's figures (3-15, training curves), the verdict table and index.html from a sweep.
 
-    Reads a results store (--store, or env CRE_STORE) or a Parquet export
+    Reads a results store (--store; default env CRE_STORE, else the local
+    cre-results/results.db when it exists) or a Parquet export
     (--parquet). Only completed trials are drawn; a figure whose trials are not
     in the data is listed in index.html with what it needs. Fig. 4, 5 and 15
     load the trials' best checkpoints (and the datasets' test images).
@@ -70,9 +71,13 @@ def report_command(store_url, parquet_dir, sweep, out_dir, formats, only, data_d
     if store_url and parquet_dir:
         raise ReportUsageError("give either --store or --parquet, not both")
     if not store_url and not parquet_dir:
-        store_url = os.environ.get("CRE_STORE")
-        if not store_url:
-            raise ReportUsageError("give --store URL (or set CRE_STORE) or --parquet DIR (a `cre-pipeline export`)")
+        # Like every command: $CRE_STORE, else the local default store -- but only one that exists.
+        from db.urls import DEFAULT_SQLITE_PATH, default_store_url
+
+        store_url = default_store_url()
+        if not os.environ.get("CRE_STORE") and not DEFAULT_SQLITE_PATH.is_file():
+            raise ReportUsageError(f"give --store URL (or set CRE_STORE) or --parquet DIR (a `cre-pipeline export`); "
+                                   f"there is no store at the default {store_url}")
     selected = None if only is None else [s.strip() for s in only.split(",") if s.strip()]
     try:
         source = StoreSource(store_url) if store_url else ParquetSource(parquet_dir)

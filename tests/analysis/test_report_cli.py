@@ -156,7 +156,6 @@ def test_report_of_an_empty_sweep_lists_everything_missing(tiny, tmp_path) -> No
 
 
 @pytest.mark.parametrize("args,code,message", [
-    ([], 2, "give --store URL (or set CRE_STORE) or --parquet DIR"),
     (["--store", "{url}", "--parquet", "{tmp}"], 2, "give either --store or --parquet, not both"),
     (["--store", "{url}", "--sweep", "nope"], 1, "no sweep named 'nope'"),
     (["--store", "{url}", "--format", "png,jpg"], 2, "--format: unknown format 'jpg'"),
@@ -171,6 +170,23 @@ def test_cli_errors_are_one_line(tiny, tmp_path, args, code, message) -> None:  
     assert res.exit_code == code, res.output
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], res.stderr
+
+
+def test_without_store_or_parquet_the_default_store_is_used_if_it_exists(tiny, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    url, root = tiny
+    monkeypatch.chdir(tmp_path)
+    res = cli("report", "--out", "out")
+    assert res.exit_code == 2
+    assert res.stderr.strip().splitlines() == [
+        "Error: give --store URL (or set CRE_STORE) or --parquet DIR (a `cre-pipeline export`); there is no store "
+        f"at the default sqlite:///{tmp_path.resolve() / 'cre-results' / 'results.db'}"]
+    (tmp_path / "cre-results").mkdir()
+    for suffix in ("", "-wal", "-shm"):  # what `launch` without --store makes
+        if (root / f"store.db{suffix}").exists():
+            shutil.copy(root / f"store.db{suffix}", tmp_path / "cre-results" / f"results.db{suffix}")
+    res = cli("report", "--sweep", E2E, "--out", "out", "--only", "3")
+    assert res.exit_code == 0, res.output
+    assert drawn_keys(tmp_path / "out" / "index.html") == {"fig03_performance"}
 
 
 def test_cre_store_env_is_the_default_store(tiny, tmp_path) -> None:  # noqa: ANN001
