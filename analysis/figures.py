@@ -609,6 +609,7 @@ def fig4_latent_spaces(trials: pd.DataFrame, loader: ModelLoader, *, per_class: 
     lams = sorted({lam for v in chosen.values() for lam in v})
     fig = plt.figure(figsize=(4.0 * len(lams), 3.8 * len(chosen)))
     used: list[str] = []
+    collapsed: list[str] = []  # models whose z is the same point for every image (dead units)
     n_classes = 0
     for i, (ds, by_lam) in enumerate(chosen.items()):
         first = next(iter(by_lam.values()))
@@ -626,6 +627,8 @@ def fig4_latent_spaces(trials: pd.DataFrame, loader: ModelLoader, *, per_class: 
             model = loader.model(row["trial_id"])
             with torch.no_grad():
                 z = model.encoder(x).reshape(len(x), -1).cpu().numpy()
+            if float(np.ptp(z, axis=0).max()) < 1e-6:
+                collapsed.append(f"{dataset_name(ds)} λ={_lam_text(lam)}")
             colors = [CLASS_COLORS[int(c) % len(CLASS_COLORS)] for c in y.tolist()]
             ax.scatter(z[:, 0], z[:, 1], z[:, 2], c=colors, s=5, depthshade=False)
             ax.set_xlabel("z1", labelpad=-8)
@@ -640,7 +643,9 @@ def fig4_latent_spaces(trials: pd.DataFrame, loader: ModelLoader, *, per_class: 
     fig.suptitle("Latent spaces (z) of FC CREs with n = 3", fontsize=12, y=0.99)
     fig.subplots_adjust(left=0.02, right=0.9, top=0.86 if len(chosen) == 1 else 0.92, bottom=0.03, wspace=0.1,
                         hspace=0.15)
-    return Plot(fig, f"Best checkpoints of {'; '.join(used)}; up to {per_class} test images per class.{note}")
+    dead = (f" The latent of {', '.join(collapsed)} is one point for every image (its units are dead): the "
+            f"classifier and decoder see a constant." if collapsed else "")
+    return Plot(fig, f"Best checkpoints of {'; '.join(used)}; up to {per_class} test images per class.{note}{dead}")
 
 
 def _mosaic(images: Any, ncols: int) -> np.ndarray:

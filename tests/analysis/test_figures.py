@@ -146,3 +146,20 @@ def test_training_curves(planted_tables) -> None:  # noqa: ANN001
     plt.close(plot.figure)
     with pytest.raises(MissingData):
         F.training_curves(planted_tables.epochs, trial_ids=["nope"])
+
+
+def test_a_collapsed_latent_is_called_out(planted_tables, fake_loader) -> None:  # noqa: ANN001
+    lam1 = set(planted_tables.trials.loc[planted_tables.trials["lam"] == 1.0, "trial_id"])
+    build = fake_loader.model
+
+    def model(trial_id: str):  # noqa: ANN202 - lambda = 1 models with dead units: z = ReLU(0) for every image
+        m = build(trial_id)
+        if trial_id in lam1:
+            for p in m.encoder.parameters():
+                p.data.zero_()
+        return m
+
+    fake_loader.model = model
+    plot = F.fig4_latent_spaces(planted_tables.trials, fake_loader, per_class=2)
+    assert "The latent of MNIST λ=1, FashionMNIST λ=1 is one point for every image" in plot.source
+    plt.close(plot.figure)
