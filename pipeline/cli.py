@@ -297,6 +297,8 @@ from pipeline.cli_store import export_command, store_group  # noqa: E402
 
 main.add_command(store_group)
 main.add_command(export_command)
+from pipeline.cli_report import report_command  # noqa: E402
+main.add_command(report_command)
 
 
 if __name__ == "__main__":  # pragma: no cover
