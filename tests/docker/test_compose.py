@@ -16,7 +16,6 @@ from docker_parse import (
     Tagged,
     arg_defaults,
     cli_envvars,
-    cre_pipeline_commands,
     dockerfile_instructions,
     env_values,
     environment,
@@ -24,7 +23,6 @@ from docker_parse import (
     load_compose,
     merge_compose,
     package_envvars,
-    parse_cli,
     volume_mounts,
 )
 
@@ -198,17 +196,4 @@ def test_cpu_override_drops_the_gpu_reservation(raw):
         assert svc["build"]["dockerfile"] == "docker/Dockerfile"  # merged, not replaced
         assert "deploy" not in svc
     assert merged["services"]["ray-worker"]["volumes"] == interpolate(raw, {})["services"]["ray-worker"]["volumes"]
-
-
-def test_documented_commands_parse(raw):
-    """Every `cre-pipeline ...` line in compose.yaml's comments parses with the real CLI; grids exist."""
-    text = (ROOT / "docker" / "compose.yaml").read_text()
-    commands = cre_pipeline_commands(text)
-    launch = ["launch", "--grid", "grids/paper.yaml", "--address", "auto", "--gpus-per-trial", "0.25"]
-    assert launch in commands, commands
-    for argv in commands:
-        ctx = parse_cli(argv)
-        grid = ctx.params.get("grid_path")
-        if grid:
-            assert (ROOT / grid).is_file(), grid
 
