@@ -197,3 +197,12 @@ def test_cpu_override_drops_the_gpu_reservation(raw):
         assert "deploy" not in svc
     assert merged["services"]["ray-worker"]["volumes"] == interpolate(raw, {})["services"]["ray-worker"]["volumes"]
 
+
+
+def test_ray_auth_mode_is_the_same_on_every_node(raw):
+    """A worker whose token-auth mode differs from the head's cannot join: one setting for all, token passed through."""
+    for env, mode in (({}, "disabled"), ({"RAY_AUTH_MODE": "token"}, "token")):
+        compose = interpolate(raw, env)
+        for node in NODES:
+            assert environment(compose["services"][node])["RAY_AUTH_MODE"] == mode
+            assert compose["services"][node]["environment"]["RAY_AUTH_TOKEN"] is None  # from the shell/.env, if set
