@@ -190,3 +190,4 @@ def test_dockerignore_keeps_what_the_build_needs():
         assert not ignored(needed), needed
     for heavy in (".git", "cre-results", "data", ".venv", "cre/__pycache__"):
         assert ignored(heavy), heavy
+    assert ignored("docker/.env") and ignored(".env"), "compose's .env (passwords, tokens) must not enter the image"
