@@ -23,7 +23,7 @@ class ArtifactError(RuntimeError):
 
 
 def _is_uri(root: str) -> bool:
-    return "://" in root and not root.startswith("file://")
+    return "://" in root  # file:// too: fsspec's local filesystem (open() turns a file:// root into a folder)
 
 
 @dataclass(frozen=True)
