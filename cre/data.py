@@ -15,6 +15,7 @@ which folders were searched and how to provide the files.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import math
 import os
@@ -147,6 +148,22 @@ def _offline() -> bool:
 _DOWNLOAD_LOCK = threading.Lock()
 
 
+@contextlib.contextmanager
+def _file_lock(path: Path):  # noqa: ANN202
+    """An exclusive advisory lock on ``path`` (fcntl; a no-op where fcntl is missing)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with open(path, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def _download(name: str, tv_class: str, root: Path, searched: list[Path]) -> None:
     """Download through torchvision, or raise DatasetUnavailable with one clear line."""
     how = (
@@ -161,8 +178,10 @@ def _download(name: str, tv_class: str, root: Path, searched: list[Path]) -> Non
     old = socket.getdefaulttimeout()
     socket.setdefaulttimeout(20)
     try:
-        with _DOWNLOAD_LOCK:
-            root.mkdir(parents=True, exist_ok=True)
+        root.mkdir(parents=True, exist_ok=True)
+        # Threads of this process, and other processes sharing the folder (Ray workers on one
+        # node or on an NFS data dir), download one at a time; the rest then find the files.
+        with _DOWNLOAD_LOCK, _file_lock(root / f".{name}.download.lock"):
             getattr(tvd, tv_class)(str(root), train=True, download=True)
             getattr(tvd, tv_class)(str(root), train=False, download=True)
     except Exception as exc:  # noqa: BLE001 - any network/IO failure becomes one line

@@ -49,7 +49,8 @@ class ArtifactRoot:
                     f"artifact root {text}: no filesystem for '{protocol}://' ({exc}); install its fsspec "
                     f"package (s3fs for s3://, gcsfs for gs://) or use a shared local folder (NFS)"
                 ) from None
-            return cls(text.rstrip("/"))
+            rest = text.split("://", 1)[1].rstrip("/")
+            return cls(f"{protocol}://{rest}")  # "memory://" must not become "memory:", a local folder
         path = Path(text).expanduser().resolve()
         try:
             path.mkdir(parents=True, exist_ok=True)

@@ -126,6 +126,7 @@ def launch(grid, cfg: LaunchConfig, *, out=None) -> RunSummary:  # noqa: ANN001 
     recovered = recover(store, cfg, grid.name)
     if recovered:
         print(f"recovered {len(recovered)} interrupted trial(s)", file=out)
+    _note_busy(store, cfg, grid.name, out)
     todo = store.trials(sweep=grid.name, status=("pending", "interrupted"))
     return schedule(store, [t.spec for t in todo], cfg, sweep=grid.name, out=out)
 
@@ -143,8 +144,18 @@ def resume(cfg: LaunchConfig, *, sweep: str | None = None, include_failed: bool 
         store.reset_trials(failed, to="pending")
         if failed:
             print(f"rescheduling {len(failed)} failed trial(s)", file=out)
+    _note_busy(store, cfg, sweep, out)
     todo = store.trials(sweep=sweep, status=("pending", "interrupted"))
     return schedule(store, [t.spec for t in todo], cfg, sweep=sweep, out=out)
+
+
+def _note_busy(store: Store, cfg: LaunchConfig, sweep: str | None, out) -> None:  # noqa: ANN001
+    """Say so when live-looking attempts keep trials from this run (another launch, or a fresh crash)."""
+    busy = store.running_attempts(sweep)
+    if busy:
+        print(f"{len(busy)} trial(s) are running elsewhere (another launch, or workers whose heartbeat is not "
+              f"yet {cfg.stale_after_s:g}s old) and are left to them; `cre-pipeline resume` takes over any "
+              f"that stop", file=out)
 
 
 # --------------------------------------------------------------------------- Ray Tune
