@@ -189,3 +189,33 @@ def test_cli_default_store_is_env_or_local_file(tmp_path: Path, monkeypatch: pyt
     assert (tmp_path / "env.db").is_file()
     result = runner.invoke(main, ["export", "--out", str(tmp_path / "x")])
     assert result.exit_code == 0 and (tmp_path / "x" / "sweeps.parquet").is_file()
+
+
+def test_export_memory_stays_flat(store: Store, tmp_path: Path) -> None:
+    import tracemalloc
+
+    from db import utcnow
+    from db.store import EPOCHS
+
+    specs = make_specs(200)
+    store.upsert_trials("m", specs)
+    now = utcnow()
+    row = {**metrics(1), "masked_test_loss": None, "masked_test_mse": None, "masked_test_ce": None,
+           "masked_test_acc": None, "attempt": 1, "recorded_at": now}
+    rows = [{**row, "trial_id": s.spec_id, "epoch": e} for s in specs for e in range(1, 101)]  # 20,000 rows
+    store._tx(lambda c: c.execute(EPOCHS.insert(), rows), write=True, what="test fill")
+    del rows
+    export_parquet(store, tmp_path / "warm", sweep="m", batch_rows=1000)  # imports and statement caches
+
+    def peak(batch_rows: int) -> int:
+        tracemalloc.start()
+        try:
+            assert export_parquet(store, tmp_path / str(batch_rows), batch_rows=batch_rows)["epochs"] == 20_000
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    batched, whole = peak(1000), peak(10**9)
+    # Python objects alive at once: about one batch (the PostgreSQL cursor is server-side), not the table.
+    assert batched < 8_000_000 and whole > 2 * batched, (batched, whole)
+    assert pq.ParquetFile(tmp_path / "1000" / "epochs.parquet").metadata.num_row_groups == 20
