@@ -24,6 +24,7 @@ def test_create_sweep_is_get_or_create_and_updates_grid_text(store: Store) -> No
     changed = store.create_sweep("quick", "a: 2\n")
     assert changed.grid_text == "a: 2\n" and changed.created_at == first.created_at
     assert store.get_sweep("quick").grid_text == "a: 2\n"
+    assert store.create_sweep("quick").grid_text == "a: 2\n"  # no text given: kept
     assert store.get_sweep("nope") is None
     store.create_sweep("paper", "")
     assert [s.name for s in store.list_sweeps()] == ["quick", "paper"]
