@@ -12,7 +12,8 @@ LAST = re.compile(r"store stress: writers=(\d+) rows=(\d+) expected=(\d+) found=
 
 
 def test_stress_benchmark_small(store_url: str) -> None:
-    run = subprocess.run([sys.executable, str(SCRIPT), "--store", store_url, "--writers", "3", "--rows", "40"],
+    run = subprocess.run([sys.executable, str(SCRIPT), "--store", store_url, "--writers", "3", "--rows", "40",
+                          "--start-method", "fork"],
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
     last = run.stdout.strip().splitlines()[-1]
