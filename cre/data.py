@@ -283,7 +283,7 @@ DATASETS: dict[str, DatasetInfo] = {
 # ----------------------------------------------------------------------------- tensors on the device
 def to_tensor_images(x: np.ndarray) -> torch.Tensor:
     """uint8 (N, H, W) or (N, C, H, W) in [0, 255] -> float32 (N, C, H, W) normalised to [-1, 1]."""
-    t = torch.from_numpy(np.ascontiguousarray(x))
+    t = torch.tensor(np.ascontiguousarray(x))  # a copy: IDX arrays are read-only views of the file
     if t.dim() == 3:
         t = t.unsqueeze(1)
     return t.to(torch.float32).div_(255.0).sub_(0.5).div_(0.5)
@@ -312,9 +312,9 @@ def load_dataset(
     x_train, y_train, x_test, y_test = info.loader(data_dir=data_dir, shape=shape)
     data = TensorData(
         to_tensor_images(x_train).to(device),
-        torch.as_tensor(np.asarray(y_train), dtype=torch.int64).to(device),
+        torch.tensor(np.asarray(y_train), dtype=torch.int64).to(device),
         to_tensor_images(x_test).to(device),
-        torch.as_tensor(np.asarray(y_test), dtype=torch.int64).to(device),
+        torch.tensor(np.asarray(y_test), dtype=torch.int64).to(device),
     )
     with _CACHE_LOCK:
         _CACHE[key] = data

@@ -71,6 +71,14 @@ def best_epoch(history: list[EpochMetrics]) -> int | None:
     return min(history, key=lambda m: (m.test_loss, m.epoch)).epoch
 
 
+def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
+    """(start, end) of each batch; a lone last sample joins the batch before it (BatchNorm needs two)."""
+    starts = list(range(0, n, batch_size))
+    if len(starts) > 1 and n - starts[-1] == 1:
+        starts.pop()
+    return [(s, starts[i + 1] if i + 1 < len(starts) else n) for i, s in enumerate(starts)]
+
+
 def resolve_device(device: str | torch.device | None) -> torch.device:
     """``None``/"auto": CUDA when available, else CPU. Anything else as given (validated)."""
     if device in (None, "auto"):
@@ -105,6 +113,7 @@ class Trainer:
         # use the global generators (seeded here), batch order and rotations their own.
         torch.manual_seed(spec.seed)
         self.model: CRE = build_model(spec).to(self.device)
+        self.model.prepare(self.data)  # data-dependent setup (PCA baselines fit here); usually a no-op
         self.optimizers = {
             "encoder": self._adam(self.model.encoder, spec.lr_encoder),
             "decoder": self._adam(self.model.decoder, spec.lr_decoder),
@@ -137,8 +146,8 @@ class Trainer:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         t0 = time.perf_counter()
-        for start in range(0, n, spec.batch_size):
-            idx = perm[start : start + spec.batch_size]
+        for start, end in batch_bounds(n, spec.batch_size):
+            idx = perm[start:end]
             x = data.x_train[idx]  # (B, C, H, W)
             y = data.y_train[idx]  # (B,)
             if spec.rotation:

@@ -10,8 +10,13 @@ import click
 from cre import DATASETS, MASK_VARIANTS, TrialSpec, list_models
 
 
-class SpecError(click.UsageError):
-    """A spec that does not validate: one line, exit code 2."""
+class InputError(click.ClickException):
+    """Bad input (a spec, a grid file, a flag value): one line on stderr, exit code 2."""
+
+    exit_code = 2
+
+
+SpecError = InputError
 
 
 def build_spec(**fields) -> TrialSpec:  # noqa: ANN003
@@ -89,6 +94,202 @@ def run_trial(data_dir, device, threads, save_path, as_json, **fields) -> None: 
         click.echo(f"saved best epoch {best['epoch']} to {save_path} ({size} bytes, sha256 {sha[:12]})", err=True)
     if as_json:
         click.echo(json.dumps(TrainResult(spec, list(trainer.history), trainer.best_epoch).to_dict()))
+
+
+# --------------------------------------------------------------------------- sweeps
+def _store_option(f):  # noqa: ANN001, ANN202
+    from db import default_store_url
+
+    return click.option(
+        "--store", "store_url", default=default_store_url, envvar="CRE_STORE", show_default="env CRE_STORE or sqlite:///cre-results/results.db",
+        help="Results store URL: sqlite:///path.db or postgresql+psycopg://user@host/db.",
+    )(f)
+
+
+def _open_store(url: str):  # noqa: ANN202
+    from db import Store, StoreError
+
+    try:
+        return Store(url)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _load_grid(path: str):  # noqa: ANN202
+    from pipeline.grid import GridError, load_grid
+
+    try:
+        return load_grid(path)
+    except GridError as exc:
+        raise InputError(str(exc)) from None
+
+
+def _launch_options(f):  # noqa: ANN001, ANN202
+    options = [
+        _store_option,
+        click.option("--artifacts", default="cre-results/artifacts", envvar="CRE_ARTIFACTS", show_default=True,
+                     help="Artifact root for checkpoints: a folder (shared on a cluster) or an fsspec URI (env CRE_ARTIFACTS)."),
+        click.option("--address", default=None, help="Ray address: none starts a local Ray; 'auto' or 'ray://host:10001' joins a cluster."),
+        click.option("--cpus-per-trial", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+                     help="CPUs per trial (also torch's thread count)."),
+        click.option("--gpus-per-trial", type=click.FloatRange(min=0), default=0.0, show_default=True,
+                     help="GPUs per trial; fractions share a GPU (e.g. 0.25 = 4 small trials per GPU)."),
+        click.option("--max-concurrent", type=click.IntRange(min=1), default=None, help="At most this many trials at once."),
+        click.option("--max-failures", type=click.IntRange(min=0), default=2, show_default=True,
+                     help="Ray retries of a trial whose worker or node died; each resumes from the last checkpoint."),
+        click.option("--data-dir", type=click.Path(file_okay=False), default=None, envvar="CRE_DATA_DIR",
+                     help="Folder with the datasets (env CRE_DATA_DIR)."),
+        click.option("--checkpoint-interval", type=click.FloatRange(min=0), default=30.0, show_default=True,
+                     help="Seconds between last/best checkpoint writes of a trial (0: every epoch; always at the end)."),
+        click.option("--stale-after", type=click.FloatRange(min=1), default=120.0, show_default=True,
+                     help="Seconds without heartbeat after which a running attempt counts as dead."),
+        click.option("--num-cpus", type=click.IntRange(min=1), default=None, help="Local Ray only: CPUs to use (default all)."),
+        click.option("--num-gpus", type=click.IntRange(min=0), default=None, help="Local Ray only: GPUs to use (default all)."),
+        click.option("--progress/--no-progress", default=True, show_default=True, help="Show the live progress line."),
+        click.option("--verbose", is_flag=True, help="Show Ray's and the workers' logs."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _launch_config(store_url, artifacts, address, cpus_per_trial, gpus_per_trial, max_concurrent, max_failures,  # noqa: ANN001, ANN202
+                   data_dir, checkpoint_interval, stale_after, num_cpus, num_gpus, progress, verbose):
+    from pipeline.artifacts import ArtifactError, ArtifactRoot
+    from pipeline.runner import LaunchConfig
+
+    try:
+        root = ArtifactRoot.open(artifacts).root
+    except ArtifactError as exc:
+        raise InputError(str(exc)) from None
+    return LaunchConfig(
+        store_url=store_url, artifacts=root, address=address, cpus_per_trial=cpus_per_trial,
+        gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent, max_failures=max_failures, data_dir=data_dir,
+        checkpoint_interval_s=checkpoint_interval, stale_after_s=stale_after, num_cpus=num_cpus, num_gpus=num_gpus,
+        progress=progress, verbose=verbose,
+    )
+
+
+def _print_summary(summary) -> None:  # noqa: ANN001
+    from db import TRIAL_STATUSES
+
+    outcomes = ", ".join(f"{k} {v}" for k, v in sorted(summary.outcomes.items())) or "none"
+    click.echo(f"run {summary.run_id}: {summary.scheduled} scheduled; outcomes: {outcomes}; {summary.seconds:.1f}s", err=True)
+    c = summary.counts
+    click.echo("store: " + "  ".join(f"{s} {c.get(s, 0)}" for s in TRIAL_STATUSES), err=True)
+
+
+@main.command("launch")
+@click.option("--grid", "grid_path", required=True, type=click.Path(dir_okay=False), help="Grid YAML file (see grids/).")
+@_launch_options
+def launch_cmd(grid_path, **options) -> None:  # noqa: ANN001
+    """Train a grid's trials with Ray Tune, recording everything in the store.
+
+    Upserts the grid's trials, then schedules only those not completed:
+    launching the same grid again trains nothing that is done and resumes what
+    is not (from each trial's last checkpoint). Ctrl-C stops cleanly.
+    """
+    from pipeline.runner import launch
+
+    grid = _load_grid(grid_path)  # before anything touches the store
+    cfg = _launch_config(**options)
+    _open_store(cfg.store_url).close()
+    summary = launch(grid, cfg)
+    _print_summary(summary)
+    if summary.interrupted:
+        sys.exit(130)
+
+
+@main.command("resume")
+@click.option("--sweep", default=None, help="Only this sweep (default: every sweep in the store).")
+@click.option("--include-failed", is_flag=True, help="Also retry failed trials.")
+@_launch_options
+def resume_cmd(sweep, include_failed, **options) -> None:  # noqa: ANN001
+    """Reschedule interrupted and stale trials (and failed ones with --include-failed).
+
+    Works from the store alone, no grid file needed: trials whose worker died
+    (no heartbeat for --stale-after seconds, or a process gone on this host)
+    continue from their last checkpoint.
+    """
+    from pipeline.runner import resume
+
+    cfg = _launch_config(**options)
+    _open_store(cfg.store_url).close()
+    try:
+        summary = resume(cfg, sweep=sweep, include_failed=include_failed)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    _print_summary(summary)
+    if summary.interrupted:
+        sys.exit(130)
+
+
+@main.command("status")
+@_store_option
+@click.option("--sweep", default=None, help="Only this sweep (default: every trial in the store).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
+@click.option("--watch", is_flag=True, help="Refresh until Ctrl-C (or until nothing is pending or running).")
+@click.option("--interval", type=click.FloatRange(min=0.2), default=5.0, show_default=True, help="Seconds between refreshes with --watch.")
+def status_cmd(store_url, sweep, as_json, watch, interval) -> None:  # noqa: ANN001
+    """Show a sweep's progress: counts by status and by model/dataset, recent failures, throughput, ETA."""
+    import time
+
+    from pipeline.status import format_status, sweep_status
+
+    store = _open_store(store_url)
+    if sweep is not None and store.get_sweep(sweep) is None:
+        known = ", ".join(s.name for s in store.list_sweeps()) or "none"
+        raise InputError(f"--sweep: no sweep named {sweep!r} in the store; sweeps: {known}")
+    try:
+        while True:
+            info = sweep_status(store, sweep)
+            if as_json:
+                click.echo(json.dumps(info, default=str))
+            else:
+                if watch:
+                    click.echo("\033[2J\033[H", nl=False)
+                click.echo(format_status(info))
+            active = info["counts"].get("pending", 0) + info["counts"].get("running", 0)
+            if not watch or not active:
+                break
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        pass
+
+
+@main.group("grid")
+def grid_group() -> None:
+    """Inspect grid files without training anything."""
+
+
+@grid_group.command("count")
+@click.argument("grid_path", metavar="FILE", type=click.Path(dir_okay=False))
+def grid_count(grid_path) -> None:  # noqa: ANN001
+    """Count a grid's trials by model and dataset; the last line is `total: N`."""
+    grid = _load_grid(grid_path)
+    click.echo(f"sweep {grid.name}: {len(grid.experiments)} experiments")
+    click.echo(f"{'model':<14}{'dataset':<15}{'trials':>8}")
+    for model, dataset, n in grid.counts():
+        click.echo(f"{model:<14}{dataset:<15}{n:>8}")
+    if grid.duplicates:
+        click.echo(f"({grid.duplicates} duplicate specs across experiments are trained once)")
+    click.echo(f"total: {len(grid.specs)}")
+
+
+@grid_group.command("show")
+@click.argument("grid_path", metavar="FILE", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="One JSON spec per line (JSON Lines).")
+def grid_show(grid_path, as_json) -> None:  # noqa: ANN001
+    """List a grid's trial specs (id and summary, or JSON Lines)."""
+    grid = _load_grid(grid_path)
+    for exp in grid.experiments:
+        if not as_json:
+            click.echo(f"# {exp.name}: {len(exp.specs)} trials")
+        for spec in exp.specs:
+            if as_json:
+                click.echo(json.dumps({"spec_id": spec.spec_id, "experiment": exp.name, **spec.to_dict()}))
+            else:
+                click.echo(f"{spec.spec_id[:12]}  {spec.short()}  epochs={spec.epochs}")
 
 
 # Results store commands (db/): `store upgrade`, `store info`, `export`.

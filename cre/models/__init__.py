@@ -2,7 +2,7 @@
 
 from cre.models.base import CRE, Losses, count_trainable, route_latent, scale_grad
 from cre.models.registry import ModelInfo, build_model, get_model_info, list_models, register_model
-from cre.models import cnn, fc  # noqa: F401  (registers the variants)
+from cre.models import baselines, cnn, fc, vit  # noqa: F401  (registers the variants)
 
 __all__ = [
     "CRE",

@@ -73,6 +73,12 @@ class CRE(nn.Module):
         self.decoder = decoder
         self.classifier = classifier
 
+    def prepare(self, data) -> None:  # noqa: ANN001 - cre.data.TensorData
+        """Data-dependent setup before training (the PCA baseline fits here); a no-op by default.
+
+        The Trainer calls it once, right after building the model and before the optimizers.
+        """
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         z = self.encoder(x)  # (N, *z_shape)
         return self.decoder(z), self.classifier(z)  # (N, C, H, W), (N, classes)
