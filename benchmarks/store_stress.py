@@ -78,13 +78,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store", required=True, help="store URL (sqlite:///PATH or postgresql+psycopg://...)")
     parser.add_argument("--writers", type=int, default=8, help="writer processes (default 8)")
     parser.add_argument("--rows", type=int, default=500, help="epoch rows per writer (default 500)")
+    parser.add_argument("--start-method", choices=("spawn", "fork", "forkserver"), default="spawn",
+                        help="how writer processes start (default spawn: fresh interpreters, like Ray workers; "
+                             "fork starts faster, the tests use it)")
     args = parser.parse_args(argv)
     if args.writers < 1 or args.rows < 1:
         parser.error("--writers and --rows must be >= 1")
 
     from sqlalchemy import func, select
 
-    from cre.spec import TrialSpec
     from db import Store, StoreError
     from db.store import EPOCHS
 
@@ -93,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     except StoreError as exc:
         print(f"store stress: {exc}", file=sys.stderr)
         return 2
+    from cre.spec import TrialSpec  # after the store: a bad URL is reported without loading torch
+
     tag = uuid.uuid4().hex[:8]
     sweep = f"stress-{tag}"
     base_seed = int(tag, 16) % 1_000_000_000
@@ -101,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     store.upsert_trials(sweep, specs)
     print(f"store stress: {store.url}, sweep {sweep}: {args.writers} writers x {args.rows} rows", flush=True)
 
-    ctx = mp.get_context("spawn")
+    ctx = mp.get_context(args.start_method)
     barrier = ctx.Barrier(args.writers + 1)
     results = ctx.Queue()
     procs = [ctx.Process(target=_writer, args=(args.store, s.spec_id, args.rows, f"stress-{tag}", barrier, results))

@@ -274,7 +274,8 @@ class Store:
                 can_retry = self._retryable(exc) and (retry_connect or not _is_connect_error(exc))
                 if not can_retry or time.monotonic() + delay > deadline:
                     raise self._error(exc, what) from None
-                log.debug("store %s: %s: retrying after %s", self._masked, what, scrub(first_line(exc.orig), self._secrets))
+                log.debug("store %s: %s: retrying after %s", self._masked, what,
+                          scrub(first_line(exc.orig), self._secrets))
                 time.sleep(delay * random.uniform(0.5, 1.5))
                 delay = min(delay * 2, 1.0)
             except sa_exc.SQLAlchemyError as exc:
@@ -284,10 +285,10 @@ class Store:
         return (pg_dialect.insert(table) if self.dialect == "postgresql" else sqlite_dialect.insert(table))
 
     # -------------------------------------------------------------- sweeps
-    def create_sweep(self, name: str, grid_text: str = "") -> Sweep:
-        """Get or create the sweep ``name``; its grid_text is replaced when it differs."""
+    def create_sweep(self, name: str, grid_text: str | None = None) -> Sweep:
+        """Get or create the sweep ``name``; its grid_text is replaced when given and different."""
         _check_name(name)
-        if not isinstance(grid_text, str):
+        if grid_text is not None and not isinstance(grid_text, str):
             raise ValueError(f"grid_text must be a string, got {type(grid_text).__name__}")
 
         def work(conn: Connection) -> Sweep:

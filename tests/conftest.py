@@ -37,9 +37,7 @@ def pg_database_url(name: str) -> str:
         hide_password=False)
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """URL of a fresh, empty PostgreSQL database ``cre_test_<random>``; dropped after the test."""
+def _temporary_database() -> Iterator[str]:
     name = f"cre_test_{uuid.uuid4().hex[:16]}"
     with _pg_admin() as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -48,6 +46,18 @@ def pg_url() -> Iterator[str]:
     finally:
         with _pg_admin() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """URL of a fresh, empty PostgreSQL database ``cre_test_<random>``; dropped after the test."""
+    yield from _temporary_database()
+
+
+@pytest.fixture(scope="session")
+def pg_session_url() -> Iterator[str]:
+    """Like ``pg_url``, but one database for the whole session (for fixtures that empty it per test)."""
+    yield from _temporary_database()
 
 
 @pytest.fixture

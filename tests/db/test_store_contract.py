@@ -24,6 +24,7 @@ def test_create_sweep_is_get_or_create_and_updates_grid_text(store: Store) -> No
     changed = store.create_sweep("quick", "a: 2\n")
     assert changed.grid_text == "a: 2\n" and changed.created_at == first.created_at
     assert store.get_sweep("quick").grid_text == "a: 2\n"
+    assert store.create_sweep("quick").grid_text == "a: 2\n"  # no text given: kept
     assert store.get_sweep("nope") is None
     store.create_sweep("paper", "")
     assert [s.name for s in store.list_sweeps()] == ["quick", "paper"]
@@ -390,3 +391,15 @@ def test_status_check_constraint_is_enforced(store: Store) -> None:
     with pytest.raises(StoreError, match="test failed: .*(CHECK constraint|ck_trials_status)"):
         store._tx(lambda c: c.execute(text("UPDATE trials SET status = 'done'")), write=True, what="test")
     assert store.get_trial(spec.spec_id).status == "pending"
+
+
+def test_sqlite_runs_in_wal_with_foreign_keys_and_busy_timeout(sqlite_url: str) -> None:
+    with Store(sqlite_url) as store:
+        def pragmas(conn):  # noqa: ANN001, ANN202
+            return [conn.exec_driver_sql(f"PRAGMA {p}").scalar() for p in
+                    ("journal_mode", "foreign_keys", "busy_timeout", "synchronous")]
+
+        assert store._tx(pragmas, write=False, what="test") == ["wal", 1, 30000, 1]  # synchronous=NORMAL
+        with pytest.raises(StoreError, match="FOREIGN KEY constraint failed"):
+            store._tx(lambda c: c.execute(text("INSERT INTO sweep_trials VALUES (1, 'nope')")), write=True,
+                      what="test")
