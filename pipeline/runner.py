@@ -184,9 +184,10 @@ def start_ray(cfg: LaunchConfig) -> bool:
     if cfg.address:
         kwargs["address"] = cfg.address
     else:
-        # Local Ray inherits this environment: workers import this checkout's packages.
+        # A new local Ray (never an instance someone else started, nor RAY_ADDRESS); it inherits
+        # this environment, so workers import this checkout's packages.
         os.environ["PYTHONPATH"] = pythonpath
-        kwargs.update(num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus)
+        kwargs.update(address="local", num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus)
         kwargs["object_store_memory"] = 256 * 1024 * 1024
     kwargs["runtime_env"] = {"env_vars": env}
     ray.init(**kwargs)

@@ -169,14 +169,7 @@ def test_kill_9_then_relaunch_resumes_from_last_checkpoint(tmp_path, ray_tmp):
             _wait_for(lambda: store.get_sweep("k") is not None and _running_epochs(store, "k") >= 6, 120,
                       "running trials with epochs")
         finally:
-            ray_pids = _ray_processes(ray_tmp, proc.pid)
-            os.killpg(proc.pid, signal.SIGKILL)  # the driver and everything in its session
-            for pid in ray_pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            proc.wait()
+            _kill_9_launch(proc, ray_tmp)
     killed = store.trials("k", status="running")
     assert killed, "the kill should leave running attempts behind"
     with_checkpoint = [t for t in killed if store.get_checkpoint(t.trial_id, "last") is not None]
@@ -191,6 +184,39 @@ def test_kill_9_then_relaunch_resumes_from_last_checkpoint(tmp_path, ray_tmp):
         attempts = store.attempts(t.trial_id)
         assert attempts[0].status == "interrupted"
         assert attempts[-1].status == "completed" and attempts[-1].start_epoch > 1
+
+
+def _signal_all(pids, sig) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def _kill_9_launch(proc, ray_tmp) -> None:
+    """kill -9 the launch: its driver and every Ray process, frozen first so none can spawn a survivor."""
+    family: set[int] = set()
+    for _ in range(3):  # SIGSTOP the tree until it stops growing (raylet may be starting a worker)
+        found = set(_ray_processes(ray_tmp, proc.pid)) | {proc.pid}
+        _signal_all(found - family, signal.SIGSTOP)
+        if found <= family:
+            break
+        family |= found
+    os.killpg(proc.pid, signal.SIGKILL)
+    _signal_all(family, signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline and any(_alive(p) for p in family - {proc.pid}):
+        time.sleep(0.1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def _ray_processes(temp_dir: Path, root_pid: int) -> list[int]:
@@ -256,7 +282,7 @@ def test_two_node_cluster_against_postgresql(tmp_path, pg_url):
         ray.init(address=cluster.address)
         cfg = LaunchConfig(store_url=pg_url, artifacts=str(tmp_path / "shared-artifacts"), address=cluster.address,
                            checkpoint_interval_s=0, progress=False)
-        summary = launch(load_grid(write_grid(tmp_path, name="pg", epochs=3)), cfg)
+        summary = launch(load_grid(write_grid(tmp_path, name="pg", epochs=30)), cfg)  # long enough for both nodes to start a worker
     finally:
         ray.shutdown()
         cluster.shutdown()
