@@ -202,3 +202,7 @@ def _validate(spec: TrialSpec) -> None:
             )
     elif spec.mask_variant is not None:
         raise ValueError(f"mask_variant must be None when mask_ratio is 0 (masking off), got {spec.mask_variant!r}")
+    if info.spec_check is not None:
+        problem = info.spec_check(spec)
+        if problem:
+            raise ValueError(problem)

@@ -33,6 +33,8 @@ class ModelInfo:
     options: frozenset[str] = field(default_factory=frozenset)
     # Extra constraint on n: returns a problem description ("must be ...") or "" when fine.
     latent_check: Callable[[int], str] | None = None
+    # Extra constraint on the whole spec: returns a one-line error naming the field, or "" when fine.
+    spec_check: Callable[["TrialSpec"], str] | None = None
     # Model family, e.g. "fc", "cnn", "vit", "pca", "rp" (used by reports to group variants).
     family: str = ""
     description: str = ""
@@ -48,6 +50,7 @@ def register_model(
     fixed_latent: tuple[int, ...] | None = None,
     options: tuple[str, ...] | frozenset[str] = (),
     latent_check: Callable[[int], str] | None = None,
+    spec_check: Callable[["TrialSpec"], str] | None = None,
     family: str = "",
     description: str = "",
 ) -> Callable[[Callable[["TrialSpec"], "CRE"]], Callable[["TrialSpec"], "CRE"]]:
@@ -67,6 +70,7 @@ def register_model(
             fixed_latent=None if fixed_latent is None else tuple(fixed_latent),
             options=frozenset(options),
             latent_check=latent_check,
+            spec_check=spec_check,
             family=family or name.split("-")[0],
             description=description or _first_line(fn.__doc__),
         )

@@ -328,6 +328,19 @@ def _latent_check(heads: int):  # noqa: ANN202
     return check
 
 
+def _mask_check(num_patches: int):  # noqa: ANN202
+    def check(spec) -> str:  # noqa: ANN001 - TrialSpec
+        if not spec.mask_ratio:
+            return ""
+        keep = ViTEncoder.keep_count(num_patches, spec.mask_ratio)
+        if 1 <= keep < num_patches:
+            return ""
+        return (f"mask_ratio must keep at least 1 and mask at least 1 of the {num_patches} patches of "
+                f"{spec.model} (it keeps {keep}), got {spec.mask_ratio!r}")
+
+    return check
+
+
 def vit_cre(size: str, spec) -> ViTCRE:  # noqa: ANN001 - TrialSpec
     """The ViT CRE of one size for a spec: n = latent_dim, drop_path, mask_ratio / mask_variant."""
     return ViTCRE(
@@ -348,6 +361,7 @@ def _register(size: str) -> None:
         input_shape=(c["in_chans"], c["img_size"], c["img_size"]),
         options=("drop_path", "mask_ratio"),
         latent_check=_latent_check(c["heads"]),
+        spec_check=_mask_check(tokens),
         family="vit",
         description=(
             f"ViT CRE, {size}: {c['in_chans']}x{c['img_size']}x{c['img_size']}, patch {c['patch']} "

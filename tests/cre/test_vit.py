@@ -253,9 +253,11 @@ def test_validation_errors(fields: dict, message: str) -> None:
         TrialSpec(**fields)
 
 
-def test_mask_ratio_that_keeps_no_patch_is_refused_at_build() -> None:
-    with pytest.raises(ValueError, match="keeps 0 of 16 patches"):
-        build_model(spec("vit-small", 8, mask_ratio=0.95, mask_variant="v1"))
+def test_mask_ratio_that_keeps_no_patch_is_refused_by_the_spec() -> None:
+    with pytest.raises(ValueError, match=r"mask_ratio must keep at least 1 .* 16 patches of vit-small \(it keeps 0\), got 0.95"):
+        TrialSpec(model="vit-small", dataset="synthetic", latent_dim=8, mask_ratio=0.95, mask_variant="v1")
+    with pytest.raises(ValueError, match="keeps 0 of 16 patches"):  # the module checks too, for direct use
+        ViTCRE(img_size=28, patch=7, in_chans=1, dim=8, depth=1, heads=4, mask_ratio=0.95, mask_variant="v1")
 
 
 # ----------------------------------------------------------------------------- training
