@@ -245,6 +245,40 @@ def _ray_processes(temp_dir: Path, root_pid: int) -> list[int]:
     return sorted((family | named) - {root_pid, os.getpid()})
 
 
+def test_worker_killed_mid_trial_is_retried_by_ray_from_its_last_checkpoint(tmp_path, ray_tmp):
+    """kill -9 of one Ray worker: Tune retries the trial in the same launch, which resumes where it stopped."""
+    grid = write_grid(tmp_path, name="w", epochs=60)
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    store = Store(url)
+    with open(tmp_path / "launch.log", "w") as log:
+        proc = _launch_process(grid, url, tmp_path, log, ray_tmp)
+        try:
+            def victim():
+                if store.get_sweep("w") is None:
+                    return None
+                for a in store.running_attempts("w"):
+                    if len(store.epochs(a.trial_id)) >= 5 and store.get_checkpoint(a.trial_id, "last"):
+                        return a
+                return None
+
+            _wait_for(lambda: victim() is not None, 120, "a running trial with a checkpoint")
+            attempt = victim()
+            os.kill(attempt.pid, signal.SIGKILL)
+            rc = proc.wait(timeout=240)
+        finally:
+            if proc.poll() is None:
+                _kill_9_launch(proc, ray_tmp)
+    output = (tmp_path / "launch.log").read_text()
+    assert rc == 0, output
+    assert store.counts("w")["completed"] == 8, output
+    for t in store.trials("w"):
+        assert epochs_exactly_once(store, t)
+    attempts = store.attempts(attempt.trial_id)
+    assert [a.status for a in attempts] == ["interrupted", "completed"]
+    assert attempts[1].run_id == attempts[0].run_id  # the same launch took it over
+    assert attempts[1].start_epoch > 1 and attempts[1].pid != attempt.pid
+
+
 def test_ctrl_c_marks_running_attempts_interrupted(tmp_path, ray_tmp):
     grid = write_grid(tmp_path, name="c", epochs=200)
     url = f"sqlite:///{tmp_path / 'r.db'}"
