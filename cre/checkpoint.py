@@ -56,9 +56,8 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def save_file(payload: dict[str, Any], path: str | os.PathLike) -> tuple[str, int]:
-    """Write a payload atomically (temporary file, then rename); returns (sha256, bytes)."""
-    data = to_bytes(payload)
+def write_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write bytes to a local file atomically: a temporary file in the same folder, fsync, rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
@@ -72,6 +71,12 @@ def save_file(payload: dict[str, Any], path: str | os.PathLike) -> tuple[str, in
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def save_file(payload: dict[str, Any], path: str | os.PathLike) -> tuple[str, int]:
+    """Write a payload atomically; returns (sha256, bytes)."""
+    data = to_bytes(payload)
+    write_atomic(path, data)
     return sha256_hex(data), len(data)
 
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+
+from cre.checkpoint import write_atomic
 
 
 class ArtifactError(RuntimeError):
@@ -76,19 +77,7 @@ class ArtifactRoot:
                 fh.write(data)
             fs.mv(tmp, path)
             return digest, len(data)
-        path = Path(uri)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        write_atomic(uri, data)
         return digest, len(data)
 
     @staticmethod

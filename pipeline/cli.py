@@ -8,6 +8,7 @@ import sys
 import click
 
 from cre import DATASETS, MASK_VARIANTS, TrialSpec, list_models
+from pipeline.cli_store import open_store, resolve_store_url, store_option
 
 
 class InputError(click.ClickException):
@@ -97,24 +98,6 @@ def run_trial(data_dir, device, threads, save_path, as_json, **fields) -> None: 
 
 
 # --------------------------------------------------------------------------- sweeps
-def _store_option(f):  # noqa: ANN001, ANN202
-    from db import default_store_url
-
-    return click.option(
-        "--store", "store_url", default=default_store_url, envvar="CRE_STORE", show_default="env CRE_STORE or sqlite:///cre-results/results.db",
-        help="Results store URL: sqlite:///path.db or postgresql+psycopg://user@host/db.",
-    )(f)
-
-
-def _open_store(url: str):  # noqa: ANN202
-    from db import Store, StoreError
-
-    try:
-        return Store(url)
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
 def _load_grid(path: str):  # noqa: ANN202
     from pipeline.grid import GridError, load_grid
 
@@ -126,7 +109,7 @@ def _load_grid(path: str):  # noqa: ANN202
 
 def _launch_options(f):  # noqa: ANN001, ANN202
     options = [
-        _store_option,
+        store_option,
         click.option("--artifacts", default="cre-results/artifacts", envvar="CRE_ARTIFACTS", show_default=True,
                      help="Artifact root for checkpoints: a folder (shared on a cluster) or an fsspec URI (env CRE_ARTIFACTS)."),
         click.option("--address", default=None, help="Ray address: none starts a local Ray; 'auto' or 'ray://host:10001' joins a cluster."),
@@ -163,7 +146,7 @@ def _launch_config(store_url, artifacts, address, cpus_per_trial, gpus_per_trial
     except ArtifactError as exc:
         raise InputError(str(exc)) from None
     return LaunchConfig(
-        store_url=store_url, artifacts=root, address=address, cpus_per_trial=cpus_per_trial,
+        store_url=resolve_store_url(store_url), artifacts=root, address=address, cpus_per_trial=cpus_per_trial,
         gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent, max_failures=max_failures, data_dir=data_dir,
         checkpoint_interval_s=checkpoint_interval, stale_after_s=stale_after, num_cpus=num_cpus, num_gpus=num_gpus,
         progress=progress, verbose=verbose,
@@ -193,7 +176,7 @@ def launch_cmd(grid_path, **options) -> None:  # noqa: ANN001
 
     grid = _load_grid(grid_path)  # before anything touches the store
     cfg = _launch_config(**options)
-    _open_store(cfg.store_url).close()
+    open_store(cfg.store_url).close()
     summary = launch(grid, cfg)
     _print_summary(summary)
     if summary.interrupted:
@@ -214,7 +197,7 @@ def resume_cmd(sweep, include_failed, **options) -> None:  # noqa: ANN001
     from pipeline.runner import resume
 
     cfg = _launch_config(**options)
-    _open_store(cfg.store_url).close()
+    open_store(cfg.store_url).close()
     try:
         summary = resume(cfg, sweep=sweep, include_failed=include_failed)
     except ValueError as exc:
@@ -225,7 +208,7 @@ def resume_cmd(sweep, include_failed, **options) -> None:  # noqa: ANN001
 
 
 @main.command("status")
-@_store_option
+@store_option
 @click.option("--sweep", default=None, help="Only this sweep (default: every trial in the store).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
 @click.option("--watch", is_flag=True, help="Refresh until Ctrl-C (or until nothing is pending or running).")
@@ -236,7 +219,7 @@ def status_cmd(store_url, sweep, as_json, watch, interval) -> None:  # noqa: ANN
 
     from pipeline.status import format_status, sweep_status
 
-    store = _open_store(store_url)
+    store = open_store(store_url)
     if sweep is not None and store.get_sweep(sweep) is None:
         known = ", ".join(s.name for s in store.list_sweeps()) or "none"
         raise InputError(f"--sweep: no sweep named {sweep!r} in the store; sweeps: {known}")
