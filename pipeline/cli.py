@@ -172,12 +172,15 @@ def launch_cmd(grid_path, **options) -> None:  # noqa: ANN001
     launching the same grid again trains nothing that is done and resumes what
     is not (from each trial's last checkpoint). Ctrl-C stops cleanly.
     """
-    from pipeline.runner import launch
+    from pipeline.runner import LaunchError, launch
 
     grid = _load_grid(grid_path)  # before anything touches the store
     cfg = _launch_config(**options)
     open_store(cfg.store_url).close()
-    summary = launch(grid, cfg)
+    try:
+        summary = launch(grid, cfg)
+    except LaunchError as exc:
+        raise click.ClickException(str(exc)) from None
     _print_summary(summary)
     if summary.interrupted:
         sys.exit(130)
@@ -194,7 +197,7 @@ def resume_cmd(sweep, include_failed, **options) -> None:  # noqa: ANN001
     (no heartbeat for --stale-after seconds, or a process gone on this host)
     continue from their last checkpoint.
     """
-    from pipeline.runner import resume
+    from pipeline.runner import LaunchError, resume
 
     cfg = _launch_config(**options)
     open_store(cfg.store_url).close()
@@ -202,6 +205,8 @@ def resume_cmd(sweep, include_failed, **options) -> None:  # noqa: ANN001
         summary = resume(cfg, sweep=sweep, include_failed=include_failed)
     except ValueError as exc:
         raise InputError(str(exc)) from None
+    except LaunchError as exc:
+        raise click.ClickException(str(exc)) from None
     _print_summary(summary)
     if summary.interrupted:
         sys.exit(130)

@@ -18,6 +18,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -43,6 +44,10 @@ TUNE_ENV = {
     "RAY_AIR_NEW_OUTPUT": "0",
 }
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[1])
+
+
+class LaunchError(RuntimeError):
+    """Ray cannot be started or reached; the message is one line."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +124,8 @@ def recover(store: Store, cfg: LaunchConfig, sweep: str | None) -> list[str]:
 def launch(grid, cfg: LaunchConfig, *, out=None) -> RunSummary:  # noqa: ANN001 - pipeline.grid.Grid
     """Upsert the grid's trials, recover dead attempts, and train every trial not completed."""
     out = out or sys.stderr
+    if cfg.address:
+        _probe_address(cfg.address)  # before the store is touched
     store = Store(cfg.store_url)
     store.create_sweep(grid.name, grid.text)
     added = store.upsert_trials(grid.name, list(grid.specs))
@@ -134,6 +141,8 @@ def launch(grid, cfg: LaunchConfig, *, out=None) -> RunSummary:  # noqa: ANN001 
 def resume(cfg: LaunchConfig, *, sweep: str | None = None, include_failed: bool = False, out=None) -> RunSummary:
     """Reschedule interrupted and stale trials (and failed ones with ``include_failed``)."""
     out = out or sys.stderr
+    if cfg.address:
+        _probe_address(cfg.address)
     store = Store(cfg.store_url)
     if sweep is not None and store.get_sweep(sweep) is None:
         known = ", ".join(s.name for s in store.list_sweeps()) or "none"
@@ -190,8 +199,29 @@ def start_ray(cfg: LaunchConfig) -> bool:
         kwargs.update(address="local", num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus)
         kwargs["object_store_memory"] = 256 * 1024 * 1024
     kwargs["runtime_env"] = {"env_vars": env}
-    ray.init(**kwargs)
+    if cfg.address:
+        _probe_address(cfg.address)
+    try:
+        ray.init(**kwargs)
+    except Exception as exc:  # noqa: BLE001 - any failure to start or reach Ray is one line for the user
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        where = f"join the Ray cluster at {cfg.address}" if cfg.address else "start a local Ray"
+        raise LaunchError(f"cannot {where}: {first[:300]}") from None
     return True
+
+
+def _probe_address(address: str, timeout_s: float = 10.0) -> None:
+    """Fail fast (ray.init retries an unreachable GCS for minutes): a TCP connect to host:port."""
+    if address == "auto":
+        return  # Ray finds the address itself and fails at once when there is none
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise LaunchError(f"--address must be 'auto', 'HOST:PORT' or 'ray://HOST:PORT', got {address!r}")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise LaunchError(f"cannot join the Ray cluster at {address}: {exc.strerror or exc}") from None
 
 
 def run_tune(

@@ -86,3 +86,14 @@ def test_bad_scheduling_flags_exit_2(tmp_path):
     for flags in (["--cpus-per-trial", "0"], ["--gpus-per-trial", "-1"], ["--max-concurrent", "0"]):
         res = CliRunner().invoke(main, ["launch", "--grid", "grids/quickstart.yaml", *flags])
         assert res.exit_code == 2, flags
+
+
+def test_unreachable_ray_address_fails_fast_and_writes_no_sweep(tmp_path):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    res = CliRunner().invoke(main, ["launch", "--grid", "grids/quickstart.yaml", "--store", url,
+                                    "--artifacts", str(tmp_path / "a"), "--address", "127.0.0.1:1"])
+    assert res.exit_code == 1
+    assert res.output.strip().splitlines() == ["Error: cannot join the Ray cluster at 127.0.0.1:1: Connection refused"]
+    assert Store(url).list_sweeps() == []
+    res = CliRunner().invoke(main, ["resume", "--store", url, "--artifacts", str(tmp_path / "a"), "--address", "nohost"])
+    assert res.exit_code == 1 and "--address must be 'auto', 'HOST:PORT' or 'ray://HOST:PORT'" in res.output
