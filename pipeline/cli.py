@@ -162,6 +162,22 @@ def _print_summary(summary) -> None:  # noqa: ANN001
     click.echo("store: " + "  ".join(f"{s} {c.get(s, 0)}" for s in TRIAL_STATUSES), err=True)
 
 
+def _run_and_report(run, cfg) -> None:  # noqa: ANN001
+    """Check the store answers, run a launch/resume, print its summary; exit 130 when interrupted."""
+    from pipeline.runner import LaunchError
+
+    open_store(cfg.store_url).close()
+    try:
+        summary = run()
+    except ValueError as exc:  # e.g. an unknown --sweep
+        raise InputError(str(exc)) from None
+    except LaunchError as exc:
+        raise click.ClickException(str(exc)) from None
+    _print_summary(summary)
+    if summary.interrupted:
+        sys.exit(130)
+
+
 @main.command("launch")
 @click.option("--grid", "grid_path", required=True, type=click.Path(dir_okay=False), help="Grid YAML file (see grids/).")
 @_launch_options
@@ -172,18 +188,11 @@ def launch_cmd(grid_path, **options) -> None:  # noqa: ANN001
     launching the same grid again trains nothing that is done and resumes what
     is not (from each trial's last checkpoint). Ctrl-C stops cleanly.
     """
-    from pipeline.runner import LaunchError, launch
+    from pipeline.runner import launch
 
     grid = _load_grid(grid_path)  # before anything touches the store
     cfg = _launch_config(**options)
-    open_store(cfg.store_url).close()
-    try:
-        summary = launch(grid, cfg)
-    except LaunchError as exc:
-        raise click.ClickException(str(exc)) from None
-    _print_summary(summary)
-    if summary.interrupted:
-        sys.exit(130)
+    _run_and_report(lambda: launch(grid, cfg), cfg)
 
 
 @main.command("resume")
@@ -197,19 +206,10 @@ def resume_cmd(sweep, include_failed, **options) -> None:  # noqa: ANN001
     (no heartbeat for --stale-after seconds, or a process gone on this host)
     continue from their last checkpoint.
     """
-    from pipeline.runner import LaunchError, resume
+    from pipeline.runner import resume
 
     cfg = _launch_config(**options)
-    open_store(cfg.store_url).close()
-    try:
-        summary = resume(cfg, sweep=sweep, include_failed=include_failed)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
-    except LaunchError as exc:
-        raise click.ClickException(str(exc)) from None
-    _print_summary(summary)
-    if summary.interrupted:
-        sys.exit(130)
+    _run_and_report(lambda: resume(cfg, sweep=sweep, include_failed=include_failed), cfg)
 
 
 @main.command("status")

@@ -177,7 +177,9 @@ def test_kill_9_then_relaunch_resumes_from_last_checkpoint(tmp_path, ray_tmp):
 
     res = CliRunner().invoke(main, ["launch", "--grid", str(grid), *common(url, tmp_path)], catch_exceptions=False)
     assert res.exit_code == 0, res.output
-    assert store.counts("k")["completed"] == 8
+    left = {t.trial_id[:8]: [(a.status, a.pid, a.start_epoch) for a in store.attempts(t.trial_id)]
+            for t in store.trials("k") if t.status != "completed"}
+    assert store.counts("k")["completed"] == 8, (left, res.output)
     for t in store.trials("k"):
         assert epochs_exactly_once(store, t), t.trial_id
     for t in with_checkpoint:
@@ -197,12 +199,13 @@ def _signal_all(pids, sig) -> None:
 def _kill_9_launch(proc, ray_tmp) -> None:
     """kill -9 the launch: its driver and every Ray process, frozen first so none can spawn a survivor."""
     family: set[int] = set()
-    for _ in range(3):  # SIGSTOP the tree until it stops growing (raylet may be starting a worker)
+    for _ in range(20):  # SIGSTOP the tree until it stops growing (raylet may be starting a worker)
         found = set(_ray_processes(ray_tmp, proc.pid)) | {proc.pid}
         _signal_all(found - family, signal.SIGSTOP)
         if found <= family:
             break
         family |= found
+    family |= set(_ray_processes(ray_tmp, proc.pid))  # a last look, everything stopped
     os.killpg(proc.pid, signal.SIGKILL)
     _signal_all(family, signal.SIGKILL)
     proc.wait()
